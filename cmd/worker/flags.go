@@ -1,0 +1,87 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/featurestore/featureworker/subjects"
+)
+
+var errHelp = errors.New("help requested")
+
+// ParseFlags fills m from command-line flags. Every flag falls back to an
+// environment variable, its name in upper case with '_' for '-' (NATS_URL
+// for --nats-url); a flag on the command line wins.
+func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	c := &m.Config
+	var redisAddrs, logLevel string
+	fs.StringVar(&m.NATSURL, "nats-url", m.NATSURL, "NATS server URL(s), comma-separated")
+	fs.StringVar(&redisAddrs, "redis-addrs", "", "Redis Cluster seed nodes, comma-separated host:port (required)")
+	fs.StringVar(&c.Subject, "subject", subjects.Lookup, "NATS subject to serve")
+	fs.StringVar(&c.QueueGroup, "queue-group", subjects.QueueGroup, "NATS queue group shared by the workers")
+	fs.IntVar(&c.ConnsPerNode, "conns-per-node", 2, "data connections to each Redis master: the connection budget")
+	fs.IntVar(&c.MaxBatch, "max-batch", 1024, "most commands in one pipeline")
+	fs.StringVar(&c.KeyPrefix, "key-prefix", "", "prefix prepended to every entity; callers cannot read outside it")
+	fs.IntVar(&c.Limits.MaxEntities, "max-entities", subjects.DefaultMaxItems, "most entities in one request (more: 413)")
+	fs.IntVar(&c.Limits.MaxFeatures, "max-features", subjects.DefaultMaxItems, "most features in one request (more: 413)")
+	fs.IntVar(&c.MaxPending, "max-pending", 10000, "most requests accepted and not yet answered (more: 503 at once)")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", subjects.DefaultTimeout, "deadline of a request without a Request-Timeout header")
+	fs.DurationVar(&c.TopologyInterval, "topology-interval", 10e9, "how often the cluster slot map is refreshed when nothing asks sooner")
+	fs.DurationVar(&m.StartupTimeout, "startup-timeout", m.StartupTimeout, "how long to retry NATS and Redis at start-up before exiting non-zero")
+	fs.DurationVar(&m.ShutdownTimeout, "shutdown-timeout", m.ShutdownTimeout, "how long draining may take on SIGTERM/SIGINT")
+	fs.StringVar(&c.Redis.ClientName, "redis-client-name", "features-worker", "name of the worker's connections in Redis CLIENT LIST")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.VisitAll(func(f *flag.Flag) { f.Usage += " (env " + envName(f.Name) + ")" })
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: worker [flags]\n\nAnswers %s requests on NATS from a Redis Cluster.\n\nFlags:\n", subjects.Lookup)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if err := applyEnv(fs, getenv); err != nil {
+		return err
+	}
+	for _, a := range strings.Split(redisAddrs, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			c.RedisAddrs = append(c.RedisAddrs, a)
+		}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	m.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	return m.Config.Validate()
+}
+
+// applyEnv sets every flag not given on the command line from its
+// environment variable, if that is set.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" && !given[f.Name] && err == nil {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("environment %s=%q: %w", envName(f.Name), v, e)
+			}
+		}
+	})
+	return err
+}
+
+func envName(flagName string) string {
+	return strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}

@@ -1,0 +1,207 @@
+// Package worker answers feature lookups from NATS out of a Redis Cluster,
+// batching the requests in flight into one pipeline per node per round trip
+// over a fixed number of connections per node.
+//
+// Start subscribes a Worker to the lookup subject in a queue group; Pool is
+// its Redis side. See the subjects package for the wire contract.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/featurestore/featureworker/subjects"
+	"github.com/nats-io/nats.go"
+)
+
+// Worker serves lookup requests from one NATS subscription.
+type Worker struct {
+	cfg  Config
+	log  *slog.Logger
+	nc   *nats.Conn
+	pool *Pool
+	sub  *nats.Subscription
+
+	pending  atomic.Int64 // accepted and not yet replied to
+	finish   func(*lookup, *subjects.Error)
+	bufs     sync.Pool // reply buffers
+	counters counters
+}
+
+type counters struct {
+	received, replied, rejected, errors, publishErrors atomic.Uint64
+}
+
+// Start connects to Redis (retrying until ctx ends) and subscribes to
+// cfg.Subject in cfg.QueueGroup on nc. nc stays the caller's: Shutdown does
+// not close it.
+func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	pool, err := NewPool(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	w := &Worker{cfg: cfg, log: cfg.Logger, nc: nc, pool: pool}
+	w.finish = w.reply
+	w.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
+	w.sub, err = nc.QueueSubscribe(cfg.Subject, cfg.QueueGroup, w.handle)
+	if err == nil {
+		err = w.sub.SetPendingLimits(cfg.PendingMsgsLimit, cfg.PendingBytesLimit)
+	}
+	if err == nil {
+		err = nc.FlushWithContext(ctx) // the subscription is live when Start returns
+	}
+	if err != nil {
+		pool.Close(context.Background())
+		return nil, fmt.Errorf("subscribing to %s: %w", cfg.Subject, err)
+	}
+	w.log.Info("worker serving", "subject", cfg.Subject, "queue_group", cfg.QueueGroup,
+		"conns_per_node", cfg.ConnsPerNode, "max_pending", cfg.MaxPending)
+	return w, nil
+}
+
+// handle accepts one request. It never blocks on Redis: the lookup is
+// queued and answered later from the node goroutines, so one subscription
+// keeps many requests in flight.
+func (w *Worker) handle(msg *nats.Msg) {
+	w.counters.received.Add(1)
+	if msg.Reply == "" {
+		w.log.Debug("dropping a request without a reply subject")
+		return
+	}
+	now := time.Now()
+	if w.pending.Add(1) > int64(w.cfg.MaxPending) {
+		w.counters.rejected.Add(1)
+		w.replyNow(msg.Reply, subjects.Errorf(subjects.CodeUnavailable, "overloaded: %d requests pending", w.cfg.MaxPending))
+		return
+	}
+	defer func() {
+		// A bug in one request's path costs that request only.
+		if r := recover(); r != nil {
+			w.log.Error("panic while handling a request", "panic", r)
+			w.replyNow(msg.Reply, subjects.Errorf(subjects.CodeInternal, "internal error"))
+		}
+	}()
+	timeout, err := subjects.RequestTimeout(msg.Header, w.cfg.RequestTimeout)
+	if err != nil {
+		w.replyNow(msg.Reply, asError(err, subjects.CodeBadRequest))
+		return
+	}
+	req, err := subjects.DecodeRequest(msg.Data, w.cfg.Limits)
+	if err != nil {
+		w.replyNow(msg.Reply, asError(err, subjects.CodeBadRequest))
+		return
+	}
+	l := newLookup(w.cfg.KeyPrefix, req, now.Add(timeout), w.finish)
+	l.replyTo = msg.Reply
+	w.pool.do(l)
+}
+
+// reply answers a finished lookup. It runs on whichever goroutine finished
+// it, once per lookup.
+func (w *Worker) reply(l *lookup, e *subjects.Error) {
+	if e != nil {
+		w.replyNow(l.replyTo, e)
+		return
+	}
+	bp := w.bufs.Get().(*[]byte)
+	body := appendValues((*bp)[:0], l.rows)
+	err := w.nc.Publish(l.replyTo, body) // copies body before it returns
+	*bp = body
+	w.bufs.Put(bp)
+	w.replied(err)
+}
+
+// replyNow sends an error reply to an accepted request.
+func (w *Worker) replyNow(to string, e *subjects.Error) {
+	w.counters.errors.Add(1)
+	msg := &nats.Msg{Subject: to, Header: nats.Header{
+		subjects.HeaderErrorCode: {strconv.Itoa(e.Code)},
+		subjects.HeaderError:     {e.Message},
+	}}
+	msg.Data = appendErrorBody(nil, e)
+	w.replied(w.nc.PublishMsg(msg))
+}
+
+func (w *Worker) replied(err error) {
+	w.pending.Add(-1)
+	w.counters.replied.Add(1)
+	if err != nil {
+		w.counters.publishErrors.Add(1)
+		w.log.Warn("cannot publish a reply", "err", err)
+	}
+}
+
+func appendErrorBody(buf []byte, e *subjects.Error) []byte {
+	buf = append(buf, `{"error":{"code":`...)
+	buf = strconv.AppendInt(buf, int64(e.Code), 10)
+	buf = append(buf, `,"message":`...)
+	buf = appendJSONString(buf, []byte(e.Message))
+	return append(buf, "}}"...)
+}
+
+// Shutdown stops taking requests and answers every accepted one: it drains
+// the subscription, waits until nothing is pending, closes the pool and
+// flushes the replies. If ctx ends first, what is still queued gets a 503,
+// and Shutdown returns ctx.Err() after a short grace for those replies.
+// The NATS connection is left open for the caller to close.
+func (w *Worker) Shutdown(ctx context.Context) error {
+	closed := w.sub.StatusChanged(nats.SubscriptionClosed)
+	var errs []error
+	if err := w.sub.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		errs = append(errs, fmt.Errorf("draining the subscription: %w", err))
+	}
+	select {
+	case <-waitClosed(closed):
+	case <-ctx.Done():
+		w.sub.Unsubscribe()
+	}
+	waitZero(ctx, &w.pending)
+	errs = append(errs, w.pool.Close(ctx))
+	// After Close every lookup is finished or about to be (a retry timer
+	// that fires now fails at once), so this wait is short.
+	grace, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	waitZero(grace, &w.pending)
+	if n := w.pending.Load(); n > 0 {
+		errs = append(errs, fmt.Errorf("%d requests still pending at shutdown", n))
+	}
+	if err := w.nc.FlushWithContext(grace); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		errs = append(errs, fmt.Errorf("flushing replies: %w", err))
+	}
+	w.log.Info("worker stopped", "received", w.counters.received.Load(), "replied", w.counters.replied.Load())
+	return errors.Join(errs...)
+}
+
+func waitClosed(ch <-chan nats.SubStatus) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		for range ch { // closed by nats.go when the subscription closes
+		}
+		close(done)
+	}()
+	return done
+}
+
+// waitZero polls until *n is zero or ctx ends. Shutdown is rare, so a poll
+// is simpler than signalling from the hot path.
+func waitZero(ctx context.Context, n *atomic.Int64) {
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for n.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
