@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/featurestore/featureworker/subjects"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // ErrInvalidConfig wraps every error Config.Validate returns.
@@ -60,6 +62,11 @@ type Config struct {
 
 	// Logger receives the worker's logs. Nil means slog.Default().
 	Logger *slog.Logger
+	// TracerProvider and MeterProvider receive the worker's spans and
+	// metrics. Nil means the global providers of go.opentelemetry.io/otel,
+	// which are no-ops until a program installs real ones.
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
 }
 
 // RedisOptions says how to reach Redis. The zero value is plain TCP without

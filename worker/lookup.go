@@ -15,6 +15,8 @@ import (
 type lookup struct {
 	prefix   string
 	replyTo  string // NATS subject of the reply
+	received time.Time
+	tr       *traced // nil unless the request is sampled
 	entities []string
 	features []string
 	deadline time.Time
@@ -43,6 +45,10 @@ type command struct {
 	asking  bool // send ASKING first: the slot is being imported by the node
 	attempt int  // failed attempts so far
 	retry   backoff
+	reason  string // why the last attempt failed, for its retry's spans
+
+	queuedAt time.Time // for the pool wait metric
+	part     *part     // tracing state of a sampled lookup's command
 }
 
 func newLookup(prefix string, req *subjects.LookupRequest, deadline time.Time, done func(*lookup, *subjects.Error)) *lookup {

@@ -184,7 +184,8 @@ func (n *node) dial() *resp.Conn {
 // roundTrip sends batch as one pipeline and hands every reply to its
 // command. A non-nil error means the connection is unusable; every command
 // without a reply has then been handed back for retry.
-func (n *node) roundTrip(conn *resp.Conn, batch []*command, rows *rowReader) error {
+func (n *node) roundTrip(conn *resp.Conn, batch []*command, rows *rowReader) (err error) {
+	p := n.pool
 	now := time.Now()
 	send := batch[:0]
 	var latest time.Time
@@ -198,11 +199,30 @@ func (n *node) roundTrip(conn *resp.Conn, batch []*command, rows *rowReader) err
 			if c.l.deadline.After(latest) {
 				latest = c.l.deadline
 			}
+			p.tel.poolWait.Record(context.Background(), now.Sub(c.queuedAt).Seconds())
+			continue
+		}
+		if c.l.tr != nil {
+			c.l.tr.unsent(c)
 		}
 	}
 	if len(send) == 0 {
 		return nil
 	}
+	reqs := countLookups(send)
+	p.stats.pipelines.Add(1)
+	p.stats.commands.Add(uint64(len(send)))
+	p.tel.batchCommands.Record(context.Background(), int64(len(send)))
+	p.tel.batchRequests.Record(context.Background(), int64(reqs))
+	if span := p.tel.startBatch(n, send, reqs); span != nil {
+		for _, c := range send {
+			if c.l.tr != nil {
+				c.l.tr.sent(p.tel, c, span.SpanContext(), len(send), reqs)
+			}
+		}
+		defer func() { endSpan(span, err) }()
+	}
+
 	// A node that stops answering must not hold this connection past the
 	// last deadline it serves.
 	conn.SetDeadline(latest)
@@ -212,32 +232,45 @@ func (n *node) roundTrip(conn *resp.Conn, batch []*command, rows *rowReader) err
 		}
 		conn.WriteHMGET(c.l.prefix, c.l.entities[c.row], c.l.features)
 	}
-	n.pool.stats.pipelines.Add(1)
-	n.pool.stats.commands.Add(uint64(len(send)))
 	if err := conn.Flush(); err != nil {
-		n.pool.retryAll(send, err)
+		p.retryAll(send, err)
 		return err
 	}
 	for i, c := range send {
 		if c.asking {
 			if _, err := conn.ReadValue(); err != nil {
-				n.pool.retryAll(send[i:], err)
+				p.retryAll(send[i:], err)
 				return err
 			}
 		}
 		row, err := rows.read(conn, len(c.l.features))
+		if c.l.tr != nil {
+			c.l.tr.answered(c, err)
+		}
 		var redisErr resp.Error
 		switch {
 		case err == nil:
 			c.l.setRow(c, row)
 		case errors.As(err, &redisErr):
-			n.pool.handleReplyError(c, redisErr)
+			p.handleReplyError(c, redisErr)
 		default:
-			n.pool.retryAll(send[i:], err)
+			p.retryAll(send[i:], err)
 			return err
 		}
 	}
 	return nil
+}
+
+// countLookups counts the requests a pipeline serves. A lookup's commands
+// are queued together, so counting changes between neighbours is enough.
+func countLookups(cmds []*command) int {
+	n := 0
+	for i, c := range cmds {
+		if i == 0 || cmds[i-1].l != c.l {
+			n++
+		}
+	}
+	return n
 }
 
 // rowReader turns one HMGET reply into a JSON row. It keeps its callback in

@@ -32,6 +32,7 @@ type Pool struct {
 
 	refresh chan struct{} // capacity 1: the slot map may be stale
 	topo    topology
+	tel     *telemetry
 
 	stats poolStats
 }
@@ -58,6 +59,10 @@ func NewPool(ctx context.Context, cfg Config) (*Pool, error) {
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.topo.pool = p
+	var err error
+	if p.tel, err = newTelemetry(cfg); err != nil {
+		return nil, err
+	}
 	if err := p.start(ctx); err != nil {
 		p.Close(context.Background())
 		return nil, err
@@ -141,7 +146,7 @@ func (p *Pool) route(c *command) {
 		if n == nil {
 			break
 		}
-		if n.enqueue(c) {
+		if p.enqueue(n, c) {
 			return
 		}
 	}
@@ -149,11 +154,29 @@ func (p *Pool) route(c *command) {
 	p.retryLater(c, ReasonNoOwner, errNoOwner)
 }
 
+// enqueue queues c on n, with the bookkeeping for metrics and spans. It
+// returns false if n is retired.
+func (p *Pool) enqueue(n *node, c *command) bool {
+	c.queuedAt = time.Now()
+	if c.l.tr != nil {
+		c.l.tr.unsent(c) // moved off a retired node before it was sent
+		c.l.tr.queued(p.tel, c, n, c.reason)
+	}
+	if n.enqueue(c) {
+		return true
+	}
+	if c.l.tr != nil {
+		c.l.tr.unsent(c)
+	}
+	return false
+}
+
 // retryLater routes c again after its backoff, or fails its lookup if the
 // backoff would end past the deadline.
 func (p *Pool) retryLater(c *command, reason string, err error) {
 	c.l.noteCause(err)
 	c.attempt++
+	c.reason = reason
 	d := c.retry.next()
 	if time.Now().Add(d).After(c.l.deadline) {
 		c.l.fail(subjects.Errorf(subjects.CodeUnavailable, "redis unavailable: %v", err))
@@ -166,6 +189,9 @@ func (p *Pool) retryLater(c *command, reason string, err error) {
 // retryAll hands back commands that were on a connection that broke.
 func (p *Pool) retryAll(cmds []*command, err error) {
 	for _, c := range cmds {
+		if c.l.tr != nil {
+			c.l.tr.answered(c, err)
+		}
 		p.retryLater(c, ReasonConn, err)
 	}
 }
@@ -176,6 +202,10 @@ func (p *Pool) retryAll(cmds []*command, err error) {
 func (p *Pool) handleReplyError(c *command, e resp.Error) {
 	if r, ok := parseRedirect(string(e)); ok {
 		c.attempt++
+		c.reason = ReasonMoved
+		if r.ask {
+			c.reason = ReasonAsk
+		}
 		if c.attempt > maxRedirects {
 			c.l.fail(subjects.Errorf(subjects.CodeUnavailable, "redis: too many redirects, last %v", e))
 			return
@@ -183,7 +213,7 @@ func (p *Pool) handleReplyError(c *command, e resp.Error) {
 		if r.ask {
 			p.countRetry(ReasonAsk)
 			c.asking = true
-			if !p.nodeAt(r.addr).enqueue(c) {
+			if !p.enqueue(p.nodeAt(r.addr), c) {
 				p.retryLater(c, ReasonAsk, e)
 			}
 			return

@@ -9,6 +9,7 @@ import (
 // diagnosis; the connection budget is proven from Redis's CLIENT LIST.
 type Stats struct {
 	Received, Replied, Rejected, Errors, Pending int64
+	Dropped                                      int64 // by NATS: the worker was a slow consumer
 	Pool                                         PoolStats
 }
 
@@ -33,7 +34,9 @@ type NodeStats struct {
 // Stats returns a snapshot of the worker's counters.
 func (w *Worker) Stats() Stats {
 	c := &w.counters
+	dropped, _ := w.sub.Dropped()
 	return Stats{
+		Dropped:  int64(dropped),
 		Received: int64(c.received.Load()),
 		Replied:  int64(c.replied.Load()),
 		Rejected: int64(c.rejected.Load()),

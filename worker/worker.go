@@ -17,7 +17,10 @@ import (
 	"time"
 
 	"github.com/featurestore/featureworker/subjects"
+	"github.com/featurestore/featureworker/tracing"
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Worker serves lookup requests from one NATS subscription.
@@ -27,6 +30,7 @@ type Worker struct {
 	nc   *nats.Conn
 	pool *Pool
 	sub  *nats.Subscription
+	disc *discovery
 
 	pending  atomic.Int64 // accepted and not yet replied to
 	finish   func(*lookup, *subjects.Error)
@@ -53,14 +57,25 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 	w := &Worker{cfg: cfg, log: cfg.Logger, nc: nc, pool: pool}
 	w.finish = w.reply
 	w.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
+	w.disc = newDiscovery(w) // the handler counts into it from the first message
 	w.sub, err = nc.QueueSubscribe(cfg.Subject, cfg.QueueGroup, w.handle)
 	if err == nil {
 		err = w.sub.SetPendingLimits(cfg.PendingMsgsLimit, cfg.PendingBytesLimit)
 	}
 	if err == nil {
+		err = w.disc.start()
+	}
+	if err == nil {
+		err = pool.tel.registerGauges(cfg.MeterProvider, w)
+	}
+	if err == nil {
 		err = nc.FlushWithContext(ctx) // the subscription is live when Start returns
 	}
 	if err != nil {
+		if w.sub != nil {
+			w.sub.Unsubscribe()
+		}
+		w.disc.stop()
 		pool.Close(context.Background())
 		return nil, fmt.Errorf("subscribing to %s: %w", cfg.Subject, err)
 	}
@@ -73,71 +88,108 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 // queued and answered later from the node goroutines, so one subscription
 // keeps many requests in flight.
 func (w *Worker) handle(msg *nats.Msg) {
+	received := time.Now()
 	w.counters.received.Add(1)
 	if msg.Reply == "" {
 		w.log.Debug("dropping a request without a reply subject")
 		return
 	}
-	now := time.Now()
+	tr := w.startTrace(msg)
 	if w.pending.Add(1) > int64(w.cfg.MaxPending) {
 		w.counters.rejected.Add(1)
-		w.replyNow(msg.Reply, subjects.Errorf(subjects.CodeUnavailable, "overloaded: %d requests pending", w.cfg.MaxPending))
+		w.send(msg.Reply, nil, subjects.Errorf(subjects.CodeUnavailable, "overloaded: %d requests pending", w.cfg.MaxPending), tr, received)
 		return
 	}
 	defer func() {
 		// A bug in one request's path costs that request only.
 		if r := recover(); r != nil {
 			w.log.Error("panic while handling a request", "panic", r)
-			w.replyNow(msg.Reply, subjects.Errorf(subjects.CodeInternal, "internal error"))
+			w.send(msg.Reply, nil, subjects.Errorf(subjects.CodeInternal, "internal error"), tr, received)
 		}
 	}()
 	timeout, err := subjects.RequestTimeout(msg.Header, w.cfg.RequestTimeout)
 	if err != nil {
-		w.replyNow(msg.Reply, asError(err, subjects.CodeBadRequest))
+		w.send(msg.Reply, nil, asError(err, subjects.CodeBadRequest), tr, received)
 		return
 	}
 	req, err := subjects.DecodeRequest(msg.Data, w.cfg.Limits)
 	if err != nil {
-		w.replyNow(msg.Reply, asError(err, subjects.CodeBadRequest))
+		w.send(msg.Reply, nil, asError(err, subjects.CodeBadRequest), tr, received)
 		return
 	}
-	l := newLookup(w.cfg.KeyPrefix, req, now.Add(timeout), w.finish)
-	l.replyTo = msg.Reply
+	l := newLookup(w.cfg.KeyPrefix, req, received.Add(timeout), w.finish)
+	l.replyTo, l.received, l.tr = msg.Reply, received, tr
 	w.pool.do(l)
+}
+
+// startTrace starts the request's span under the caller's, and returns its
+// state if the request is sampled.
+func (w *Worker) startTrace(msg *nats.Msg) *traced {
+	ctx := tracing.Extract(context.Background(), msg.Header)
+	ctx, span := w.pool.tel.tracer.Start(ctx, SpanProcess+w.cfg.Subject,
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(time.Now()))
+	if !span.IsRecording() {
+		return nil
+	}
+	span.SetAttributes(
+		attribute.String("messaging.system", "nats"),
+		attribute.String("messaging.destination.name", msg.Subject),
+		attribute.String("messaging.consumer.group.name", w.cfg.QueueGroup),
+		attribute.Int("messaging.message.body.size", len(msg.Data)))
+	return &traced{ctx: ctx, span: span}
 }
 
 // reply answers a finished lookup. It runs on whichever goroutine finished
 // it, once per lookup.
 func (w *Worker) reply(l *lookup, e *subjects.Error) {
-	if e != nil {
-		w.replyNow(l.replyTo, e)
-		return
+	w.send(l.replyTo, l.rows, e, l.tr, l.received)
+}
+
+// send answers an accepted request with its rows, or with e if it is not
+// nil, and ends its trace.
+func (w *Worker) send(to string, rows [][]byte, e *subjects.Error, tr *traced, received time.Time) {
+	var span trace.Span
+	if tr != nil {
+		_, span = w.pool.tel.tracer.Start(tr.ctx, SpanReply)
 	}
-	bp := w.bufs.Get().(*[]byte)
-	body := appendValues((*bp)[:0], l.rows)
-	err := w.nc.Publish(l.replyTo, body) // copies body before it returns
-	*bp = body
-	w.bufs.Put(bp)
-	w.replied(err)
-}
-
-// replyNow sends an error reply to an accepted request.
-func (w *Worker) replyNow(to string, e *subjects.Error) {
-	w.counters.errors.Add(1)
-	msg := &nats.Msg{Subject: to, Header: nats.Header{
-		subjects.HeaderErrorCode: {strconv.Itoa(e.Code)},
-		subjects.HeaderError:     {e.Message},
-	}}
-	msg.Data = appendErrorBody(nil, e)
-	w.replied(w.nc.PublishMsg(msg))
-}
-
-func (w *Worker) replied(err error) {
+	var err error
+	code := 0
+	if e != nil {
+		code = e.Code
+		w.counters.errors.Add(1)
+		msg := &nats.Msg{Subject: to, Header: nats.Header{
+			subjects.HeaderErrorCode: {strconv.Itoa(e.Code)},
+			subjects.HeaderError:     {e.Message},
+		}}
+		msg.Data = appendErrorBody(nil, e)
+		err = w.nc.PublishMsg(msg)
+	} else {
+		bp := w.bufs.Get().(*[]byte)
+		body := appendValues((*bp)[:0], rows)
+		err = w.nc.Publish(to, body) // copies body before it returns
+		*bp = body
+		w.bufs.Put(bp)
+	}
+	took := time.Since(received)
+	w.pool.tel.countReply(code, took)
+	if e != nil {
+		w.disc.observe(took, e.Message)
+	} else {
+		w.disc.observe(took, "")
+	}
 	w.pending.Add(-1)
 	w.counters.replied.Add(1)
 	if err != nil {
 		w.counters.publishErrors.Add(1)
 		w.log.Warn("cannot publish a reply", "err", err)
+	}
+	if tr != nil {
+		endSpan(span, err)
+		if e != nil {
+			endSpan(tr.span, e)
+		} else {
+			endSpan(tr.span, err)
+		}
 	}
 }
 
@@ -156,7 +208,7 @@ func appendErrorBody(buf []byte, e *subjects.Error) []byte {
 // The NATS connection is left open for the caller to close.
 func (w *Worker) Shutdown(ctx context.Context) error {
 	closed := w.sub.StatusChanged(nats.SubscriptionClosed)
-	var errs []error
+	errs := []error{w.disc.stop()}
 	if err := w.sub.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		errs = append(errs, fmt.Errorf("draining the subscription: %w", err))
 	}

@@ -21,10 +21,14 @@ type Main struct {
 	NATSOptions     []nats.Option // added to the defaults, for tests and auth
 	StartupTimeout  time.Duration // how long Run retries NATS and Redis
 	ShutdownTimeout time.Duration // how long Close may take
+	MetricsAddr     string        // serve Prometheus /metrics here; empty means off
+	PprofAddr       string        // serve /debug/pprof here; empty means off
 	Logger          *slog.Logger
 
-	nc *nats.Conn
-	w  *worker.Worker
+	nc          *nats.Conn
+	w           *worker.Worker
+	stopObserve func(context.Context) error
+	metricsURL  string
 }
 
 // NewMain returns a Main with the defaults the flags have.
@@ -44,6 +48,10 @@ func (m *Main) Run(ctx context.Context) error {
 	defer cancel()
 	m.Config.Logger = m.Logger
 	if err := m.Config.Validate(); err != nil {
+		return err
+	}
+	var err error
+	if m.stopObserve, err = m.startObservability(ctx); err != nil {
 		return err
 	}
 	nc, err := m.connectNATS(ctx)
@@ -109,8 +117,14 @@ func (m *Main) Close() error {
 	if m.nc != nil {
 		m.nc.Close()
 	}
+	if m.stopObserve != nil {
+		err = errors.Join(err, m.stopObserve(ctx)) // flushes the last spans
+	}
 	return err
 }
 
 // Worker is the running worker, for tests.
 func (m *Main) Worker() *worker.Worker { return m.w }
+
+// MetricsURL is where /metrics is served, once Run has returned.
+func (m *Main) MetricsURL() string { return m.metricsURL }

@@ -36,6 +36,8 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.DurationVar(&m.ShutdownTimeout, "shutdown-timeout", m.ShutdownTimeout, "how long draining may take on SIGTERM/SIGINT")
 	fs.StringVar(&c.Redis.ClientName, "redis-client-name", "features-worker", "name of the worker's connections in Redis CLIENT LIST")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&m.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (empty: off)")
+	fs.StringVar(&m.PprofAddr, "pprof-addr", "", "serve Go profiles at http://ADDR/debug/pprof/ (empty: off)")
 	fs.VisitAll(func(f *flag.Flag) { f.Usage += " (env " + envName(f.Name) + ")" })
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: worker [flags]\n\nAnswers %s requests on NATS from a Redis Cluster.\n\nFlags:\n", subjects.Lookup)
