@@ -38,6 +38,22 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&m.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (empty: off)")
 	fs.StringVar(&m.PprofAddr, "pprof-addr", "", "serve Go profiles at http://ADDR/debug/pprof/ (empty: off)")
+	var a authFlags
+	fs.StringVar(&a.natsUser, "nats-user", "", "NATS user name")
+	fs.StringVar(&a.natsPassword, "nats-password", "", "NATS password (prefer the environment)")
+	fs.StringVar(&a.natsToken, "nats-token", "", "NATS token (prefer the environment)")
+	fs.StringVar(&a.natsNKey, "nats-nkey", "", "file holding a NATS NKey seed")
+	fs.StringVar(&a.natsCreds, "nats-creds", "", "NATS credentials file (JWT and NKey seed)")
+	fs.StringVar(&a.natsCA, "nats-tls-ca", "", "CA certificate (PEM) that signed the NATS server's certificate")
+	fs.StringVar(&a.natsCert, "nats-tls-cert", "", "client certificate (PEM) for NATS mutual TLS")
+	fs.StringVar(&a.natsKey, "nats-tls-key", "", "client key (PEM) for NATS mutual TLS")
+	fs.StringVar(&a.redisUser, "redis-username", "", "Redis ACL user (empty: the default user)")
+	fs.StringVar(&a.redisPassword, "redis-password", "", "Redis password (prefer the environment)")
+	fs.BoolVar(&a.redisTLS, "redis-tls", false, "connect to Redis with TLS (implied by the other --redis-tls-* flags)")
+	fs.StringVar(&a.redisCA, "redis-tls-ca", "", "CA certificate (PEM) that signed the Redis servers' certificates")
+	fs.StringVar(&a.redisCert, "redis-tls-cert", "", "client certificate (PEM) for Redis mutual TLS")
+	fs.StringVar(&a.redisKey, "redis-tls-key", "", "client key (PEM) for Redis mutual TLS")
+	fs.StringVar(&a.redisServerName, "redis-tls-server-name", "", "name to verify in the Redis certificates (empty: the host dialed)")
 	fs.VisitAll(func(f *flag.Flag) { f.Usage += " (env " + envName(f.Name) + ")" })
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: worker [flags]\n\nAnswers %s requests on NATS from a Redis Cluster.\n\nFlags:\n", subjects.Lookup)
@@ -60,6 +76,15 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 			c.RedisAddrs = append(c.RedisAddrs, a)
 		}
 	}
+	natsOpts, err := a.natsOptions()
+	if err != nil {
+		return err
+	}
+	m.NATSOptions = append(m.NATSOptions, natsOpts...)
+	if c.Redis.TLS, err = a.redisTLSConfig(); err != nil {
+		return err
+	}
+	c.Redis.Username, c.Redis.Password = a.redisUser, a.redisPassword
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
