@@ -69,7 +69,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 		err = pool.tel.registerGauges(cfg.MeterProvider, w)
 	}
 	if err == nil {
-		err = nc.FlushWithContext(ctx) // the subscription is live when Start returns
+		err = flush(ctx, nc) // the subscription is live when Start returns
 	}
 	if err != nil {
 		if w.sub != nil {
@@ -227,11 +227,22 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	if n := w.pending.Load(); n > 0 {
 		errs = append(errs, fmt.Errorf("%d requests still pending at shutdown", n))
 	}
-	if err := w.nc.FlushWithContext(grace); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+	if err := flush(grace, w.nc); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		errs = append(errs, fmt.Errorf("flushing replies: %w", err))
 	}
 	w.log.Info("worker stopped", "received", w.counters.received.Load(), "replied", w.counters.replied.Load())
 	return errors.Join(errs...)
+}
+
+// flush waits for the server to process everything sent so far, bounded by
+// ctx, or by a few seconds when ctx has no deadline.
+func flush(ctx context.Context, nc *nats.Conn) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
+	return nc.FlushWithContext(ctx)
 }
 
 func waitClosed(ch <-chan nats.SubStatus) <-chan struct{} {

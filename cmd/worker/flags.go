@@ -4,9 +4,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/featurestore/featureworker/internal/envflag"
 	"log/slog"
 	"os"
-	"strings"
 
 	"github.com/featurestore/featureworker/subjects"
 )
@@ -54,7 +54,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&a.redisCert, "redis-tls-cert", "", "client certificate (PEM) for Redis mutual TLS")
 	fs.StringVar(&a.redisKey, "redis-tls-key", "", "client key (PEM) for Redis mutual TLS")
 	fs.StringVar(&a.redisServerName, "redis-tls-server-name", "", "name to verify in the Redis certificates (empty: the host dialed)")
-	fs.VisitAll(func(f *flag.Flag) { f.Usage += " (env " + envName(f.Name) + ")" })
+	envflag.Document(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: worker [flags]\n\nAnswers %s requests on NATS from a Redis Cluster.\n\nFlags:\n", subjects.Lookup)
 		fs.PrintDefaults()
@@ -68,14 +68,10 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
-	if err := applyEnv(fs, getenv); err != nil {
+	if err := envflag.Apply(fs, getenv); err != nil {
 		return err
 	}
-	for _, a := range strings.Split(redisAddrs, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			c.RedisAddrs = append(c.RedisAddrs, a)
-		}
-	}
+	c.RedisAddrs = envflag.List(redisAddrs)
 	natsOpts, err := a.natsOptions()
 	if err != nil {
 		return err
@@ -91,24 +87,4 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	}
 	m.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	return m.Config.Validate()
-}
-
-// applyEnv sets every flag not given on the command line from its
-// environment variable, if that is set.
-func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if v := getenv(envName(f.Name)); v != "" && !given[f.Name] && err == nil {
-			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("environment %s=%q: %w", envName(f.Name), v, e)
-			}
-		}
-	})
-	return err
-}
-
-func envName(flagName string) string {
-	return strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
