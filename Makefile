@@ -8,6 +8,7 @@ deps:
 	./scripts/install-deps.sh
 
 build:
+	mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./cmd/worker ./cmd/loadgen
 	$(GO) build -o $(BIN)/nats-server github.com/nats-io/nats-server/v2
 
