@@ -163,7 +163,10 @@ func parseClusterSlots(v any, defaultHost string) ([]slotRange, error) {
 
 // applySlots installs a slot map: it starts nodes for new masters, points
 // every slot at its master, and retires nodes that no longer own a slot.
-// Work queued on a retired node is routed again, not dropped.
+// Work queued on a retired node is routed again, not dropped. Slots the
+// reply does not cover (a cluster still converging, or one that reports
+// nothing at all) keep their current owner: a partial answer must never
+// close connections that are still needed.
 func (p *Pool) applySlots(ranges []slotRange) {
 	p.mu.Lock()
 	if p.closed.Load() {
@@ -171,20 +174,23 @@ func (p *Pool) applySlots(ranges []slotRange) {
 		return
 	}
 	var owner [numSlots]*node
-	masters := make(map[string]bool, len(ranges))
+	for s := range owner {
+		owner[s] = p.slots[s].Load()
+	}
 	for _, r := range ranges {
 		n := p.nodeAtLocked(r.addr)
-		masters[r.addr] = true
 		for s := r.start; s <= r.end; s++ {
 			owner[s] = n
 		}
 	}
-	for s := range owner {
-		p.slots[s].Store(owner[s])
+	owning := make(map[*node]bool, len(p.nodes))
+	for s, n := range owner {
+		p.slots[s].Store(n)
+		owning[n] = true
 	}
 	var moved []*command
 	for addr, n := range p.nodes {
-		if !masters[addr] {
+		if !owning[n] {
 			p.log.Info("redis node no longer owns slots, closing its connections", "node", addr)
 			delete(p.nodes, addr)
 			p.gone[addr] = n
