@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin
 
-.PHONY: demo test deps build vet
+.PHONY: demo test bench bench-go deps build vet
 
 deps:
 	./scripts/install-deps.sh
@@ -17,10 +17,21 @@ build:
 demo: deps build
 	./scripts/demo.sh
 
-# Every test, with the race detector, against real redis-server and NATS.
+# Every test, with the race detector, against real redis-server and NATS,
+# then a short run of the request decoder's fuzz test.
 test: deps
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 25m ./...
+	$(GO) test -run '^$$' -fuzz FuzzDecodeRequest -fuzztime 10s -fuzzminimizetime 2s ./subjects
+
+# The batched worker beside its baselines (echo, naive, per-request): a
+# markdown table and every JSON report in out/bench/ (about 3 minutes).
+bench:
+	./scripts/bench.sh
+
+# The hot path's Go benchmarks, with allocations.
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem ./subjects ./worker
 
 vet:
 	$(GO) vet ./...

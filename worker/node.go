@@ -68,6 +68,18 @@ func (n *node) enqueue(c *command) bool {
 	return true
 }
 
+// noteQueued records a dial error as the cause of every queued command's
+// lookup: they may have been queued while the node seemed up, and now wait
+// for a connection that cannot be made, so a deadline that passes meanwhile
+// is a 503, not a 504 (enqueue notes it for commands queued later).
+func (n *node) noteQueued(err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, c := range n.queue {
+		c.l.noteCause(err)
+	}
+}
+
 func (n *node) signal() {
 	select {
 	case n.wake <- struct{}{}:
@@ -164,6 +176,7 @@ func (n *node) dial() *resp.Conn {
 				return err
 			}
 			n.dialErr.Store(&err)
+			n.noteQueued(err)
 			n.pool.stats.dialErrors.Add(1)
 			n.pool.log.Warn("cannot connect to redis node", "node", n.addr, "err", err)
 			n.pool.requestRefresh() // the node may have failed over
@@ -192,6 +205,8 @@ func (n *node) roundTrip(conn *resp.Conn, batch []*command, rows *rowReader) (er
 	for _, c := range batch {
 		switch {
 		case !c.l.active():
+		case c.l.expired(now) && c.l.cause.Load() != nil:
+			c.l.expire() // Redis failed while it waited: 503
 		case c.l.expired(now):
 			c.l.fail(subjects.Errorf(subjects.CodeTimeout, "deadline passed while waiting for a Redis connection"))
 		default:

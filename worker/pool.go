@@ -2,8 +2,10 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -188,9 +190,19 @@ func (p *Pool) retryLater(c *command, reason string, err error) {
 
 // retryAll hands back commands that were on a connection that broke.
 func (p *Pool) retryAll(cmds []*command, err error) {
+	// A connection times out only at the latest deadline of its pipeline,
+	// so every command on it is out of time because the node was slow,
+	// not because it failed: expire answers 504 (or 503 if an earlier
+	// failure was noted), instead of recording the worker's own timeout
+	// as a Redis failure.
+	timedOut := errors.Is(err, os.ErrDeadlineExceeded)
 	for _, c := range cmds {
 		if c.l.tr != nil {
 			c.l.tr.answered(c, err)
+		}
+		if timedOut {
+			c.l.expire()
+			continue
 		}
 		p.retryLater(c, ReasonConn, err)
 	}

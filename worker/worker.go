@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,7 +34,10 @@ type Worker struct {
 	sub  *nats.Subscription
 	disc *discovery
 
-	pending  atomic.Int64 // accepted and not yet replied to
+	pending  atomic.Int64  // accepted and not yet replied to
+	admitted chan admitted // accepted, waiting for a decoder; never more than MaxPending
+	decoders sync.WaitGroup
+	stop     chan struct{} // closed by Shutdown to stop the decoders
 	finish   func(*lookup, *subjects.Error)
 	bufs     sync.Pool // reply buffers
 	counters counters
@@ -57,6 +62,10 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 	w := &Worker{cfg: cfg, log: cfg.Logger, nc: nc, pool: pool}
 	w.finish = w.reply
 	w.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
+	w.admitted, w.stop = make(chan admitted, cfg.MaxPending), make(chan struct{})
+	for range runtime.GOMAXPROCS(0) {
+		w.decoders.Go(w.decode)
+	}
 	w.disc = newDiscovery(w) // the handler counts into it from the first message
 	w.sub, err = nc.QueueSubscribe(cfg.Subject, cfg.QueueGroup, w.handle)
 	if err == nil {
@@ -71,12 +80,17 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 	if err == nil {
 		err = flush(ctx, nc) // the subscription is live when Start returns
 	}
+	if err == nil {
+		err = subscribeRefused(nc)
+	}
 	if err != nil {
 		if w.sub != nil {
 			w.sub.Unsubscribe()
 		}
 		w.disc.stop()
 		pool.Close(context.Background())
+		close(w.stop)
+		w.decoders.Wait()
 		return nil, fmt.Errorf("subscribing to %s: %w", cfg.Subject, err)
 	}
 	w.log.Info("worker serving", "subject", cfg.Subject, "queue_group", cfg.QueueGroup,
@@ -84,9 +98,23 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 	return w, nil
 }
 
-// handle accepts one request. It never blocks on Redis: the lookup is
-// queued and answered later from the node goroutines, so one subscription
-// keeps many requests in flight.
+// subscribeRefused returns the server's refusal of a subscription, if any.
+// The server refuses asynchronously, but before it answers the flush that
+// follows, and nats.go keeps the refusal as the connection's last error:
+// without this check a worker whose NATS user may not subscribe would run
+// deaf, reporting that it serves.
+func subscribeRefused(nc *nats.Conn) error {
+	err := nc.LastError()
+	if errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), "Subscription") {
+		return err
+	}
+	return nil
+}
+
+// handle admits one request or turns it away with a 503. It never blocks:
+// a decoder goroutine decodes the request and routes its lookup, which is
+// answered later from the node goroutines, so one subscription keeps many
+// requests in flight.
 func (w *Worker) handle(msg *nats.Msg) {
 	received := time.Now()
 	w.counters.received.Add(1)
@@ -100,11 +128,59 @@ func (w *Worker) handle(msg *nats.Msg) {
 		w.send(msg.Reply, nil, subjects.Errorf(subjects.CodeUnavailable, "overloaded: %d requests pending", w.cfg.MaxPending), tr, received)
 		return
 	}
+	// Decoding and routing are left to the decoders, so that this handler
+	// keeps up with arrivals even when they are slow (large requests, a
+	// busy machine): otherwise the excess would wait behind them in the
+	// subscription's queue, unseen by pending, instead of getting its 503
+	// at once. The send never blocks: pending bounds what is queued.
+	w.admitted <- admitted{msg, received, tr}
+}
+
+// admitted is a request past admission control.
+type admitted struct {
+	msg      *nats.Msg
+	received time.Time
+	tr       *traced
+}
+
+// decode runs admitted requests until stop is closed, then the ones still
+// queued (a closed pool fails them with a 503), and returns. A few decoders
+// (one per CPU) rather than a goroutine per request keep the scheduler's
+// run queue short, so the NATS readers and the handler are not queued
+// behind a burst of decoding.
+func (w *Worker) decode() {
+	for {
+		select {
+		case a := <-w.admitted:
+			w.process(a.msg, a.received, a.tr)
+		case <-w.stop:
+			for {
+				select {
+				case a := <-w.admitted:
+					w.process(a.msg, a.received, a.tr)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// process decodes an admitted request and hands its lookup to the pool.
+func (w *Worker) process(msg *nats.Msg, received time.Time, tr *traced) {
+	var l *lookup
 	defer func() {
-		// A bug in one request's path costs that request only.
+		// A bug in one request's path costs that request only. Once the
+		// lookup exists it is finished through fail, so that its timer or
+		// commands already queued cannot answer a second time.
 		if r := recover(); r != nil {
 			w.log.Error("panic while handling a request", "panic", r)
-			w.send(msg.Reply, nil, subjects.Errorf(subjects.CodeInternal, "internal error"), tr, received)
+			e := subjects.Errorf(subjects.CodeInternal, "internal error")
+			if l != nil {
+				l.fail(e)
+				return
+			}
+			w.send(msg.Reply, nil, e, tr, received)
 		}
 	}()
 	timeout, err := subjects.RequestTimeout(msg.Header, w.cfg.RequestTimeout)
@@ -117,7 +193,7 @@ func (w *Worker) handle(msg *nats.Msg) {
 		w.send(msg.Reply, nil, asError(err, subjects.CodeBadRequest), tr, received)
 		return
 	}
-	l := newLookup(w.cfg.KeyPrefix, req, received.Add(timeout), w.finish)
+	l = newLookup(w.cfg.KeyPrefix, req, received.Add(timeout), w.finish)
 	l.replyTo, l.received, l.tr = msg.Reply, received, tr
 	w.pool.do(l)
 }
@@ -224,6 +300,8 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	grace, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	waitZero(grace, &w.pending)
+	close(w.stop) // nothing is admitted any more, and what was is decoded
+	w.decoders.Wait()
 	if n := w.pending.Load(); n > 0 {
 		errs = append(errs, fmt.Errorf("%d requests still pending at shutdown", n))
 	}

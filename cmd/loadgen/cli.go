@@ -38,11 +38,12 @@ type Loadgen struct {
 	NATSOptions []nats.Option
 }
 
-const usage = `Usage: loadgen seed|run [flags]
+const usage = `Usage: loadgen seed|run|table [flags]
 
   seed  writes the synthetic feature set into a Redis Cluster
   run   sends lookups to the workers and reports throughput, latency,
         errors, wrong values and the worker's Redis connections
+  table turns the JSON reports of several runs into one markdown table
 
 Every flag falls back to an environment variable, its name in upper case
 with '_' for '-' (NATS_URL for --nats-url). "loadgen <command> -h" lists
@@ -60,6 +61,8 @@ func (l *Loadgen) Main(ctx context.Context, args []string) int {
 		return l.seed(ctx, args[1:])
 	case "run":
 		return l.run(ctx, args[1:])
+	case "table":
+		return l.table(args[1:])
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(l.Stdout, usage)
 		return exitOK
@@ -132,6 +135,7 @@ func (l *Loadgen) run(ctx context.Context, args []string) int {
 	fs.StringVar(&jsonOut, "json", "", `write the report as JSON to this file ("-": stdout, the text report then goes to stderr)`)
 	fs.StringVar(&csvOut, "csv", "", "write one row per second to this CSV file")
 	fs.StringVar(&plotOut, "plot", "", "draw latency and connections over time into this SVG file")
+	fs.BoolVar(&c.NoCheck, "no-check", false, "do not check values (for workers that answer without Redis, such as --strategy echo)")
 	fs.BoolVar(&failOnErrors, "fail-on-errors", false, "exit non-zero on any error or dropped request, not only on wrong values")
 	if code, ok := l.parse(fs, args); !ok {
 		return code

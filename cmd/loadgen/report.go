@@ -66,6 +66,9 @@ type Report struct {
 	// value (it stops at the first, so this counts replies, not cells).
 	WrongValues  int64    `json:"wrong_values"`
 	WrongSamples []string `json:"wrong_samples,omitempty"`
+	// Unchecked says values were not checked (--no-check): WrongValues is
+	// then zero whatever the replies held.
+	Unchecked bool `json:"unchecked,omitempty"`
 
 	Budget      int         `json:"budget,omitempty"` // --budget, for the reader
 	Connections []NodeConns `json:"connections"`      // sorted by address
@@ -184,7 +187,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.Mode == modeOpen {
 		row("dropped", "%d (--max-outstanding reached)", r.Dropped)
 	}
-	row("wrong values", "%d", r.WrongValues)
+	if r.Unchecked {
+		row("wrong values", "not checked (--no-check)")
+	} else {
+		row("wrong values", "%d", r.WrongValues)
+	}
 	for _, s := range r.WrongSamples {
 		row("", "%s", s)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/featurestore/featureworker/internal/baseline"
 	"github.com/featurestore/featureworker/worker"
 	"github.com/nats-io/nats.go"
 	"github.com/sethvargo/go-retry"
@@ -24,9 +25,11 @@ type Main struct {
 	MetricsAddr     string        // serve Prometheus /metrics here; empty means off
 	PprofAddr       string        // serve /debug/pprof here; empty means off
 	Logger          *slog.Logger
+	Strategy        string // --strategy; empty means batched (see strategy.go)
 
 	nc          *nats.Conn
 	w           *worker.Worker
+	baseline    *baseline.Server // instead of w, for a baseline --strategy
 	stopObserve func(context.Context) error
 	metricsURL  string
 }
@@ -59,8 +62,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.nc = nc
-	m.w, err = worker.Start(ctx, nc, m.Config)
-	if err != nil {
+	if err = m.startStrategy(ctx, nc); err != nil {
 		nc.Close()
 		return fmt.Errorf("starting on Redis %v: %w", m.Config.RedisAddrs, err)
 	}
@@ -75,6 +77,13 @@ func (m *Main) connectNATS(ctx context.Context) (*nats.Conn, error) {
 		nats.Name("features-worker"),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
+		// No reconnect buffer (-1; 0 would mean the 8MB default): while
+		// disconnected a reply fails to publish at once and its request is
+		// freed, instead of being flushed after the reconnect to callers
+		// that gave up long ago, a stale flood competing with fresh
+		// traffic. Replies are only worth anything within the request's
+		// deadline. Asserted by TestFaults/NATSRestart in package worker.
+		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			log.Warn("nats disconnected", "err", err)
 		}),
@@ -91,15 +100,22 @@ func (m *Main) connectNATS(ctx context.Context) (*nats.Conn, error) {
 		}),
 	}, m.NATSOptions...)
 	var nc *nats.Conn
+	var lastErr error
 	err := retry.Do(ctx, retry.WithCappedDuration(2*time.Second, retry.NewExponential(100*time.Millisecond)), func(ctx context.Context) error {
 		var err error
 		if nc, err = nats.Connect(m.NATSURL, opts...); err != nil {
 			log.Warn("cannot connect to NATS yet", "url", m.NATSURL, "err", err)
+			lastErr = err
 			return retry.RetryableError(err)
 		}
 		return nil
 	})
 	if err != nil {
+		if lastErr != nil {
+			// retry.Do gives up with ctx's error alone; why the server
+			// refused (authorization, TLS) is what the operator needs.
+			err = fmt.Errorf("%w; last attempt: %w", err, lastErr)
+		}
 		return nil, fmt.Errorf("connecting to NATS at %s: %w", m.NATSURL, err)
 	}
 	return nc, nil
@@ -110,10 +126,7 @@ func (m *Main) connectNATS(ctx context.Context) (*nats.Conn, error) {
 func (m *Main) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), m.ShutdownTimeout)
 	defer cancel()
-	var err error
-	if m.w != nil {
-		err = m.w.Shutdown(ctx)
-	}
+	err := m.shutdownStrategy(ctx)
 	if m.nc != nil {
 		m.nc.Close()
 	}

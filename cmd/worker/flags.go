@@ -38,6 +38,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&m.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (empty: off)")
 	fs.StringVar(&m.PprofAddr, "pprof-addr", "", "serve Go profiles at http://ADDR/debug/pprof/ (empty: off)")
+	fs.Var(strategyFlag{&m.Strategy}, "strategy", strategyUsage)
 	var a authFlags
 	fs.StringVar(&a.natsUser, "nats-user", "", "NATS user name")
 	fs.StringVar(&a.natsPassword, "nats-password", "", "NATS password (prefer the environment)")

@@ -14,8 +14,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -74,9 +76,23 @@ func Dial(ctx context.Context, addr string, opt Options) (*Conn, error) {
 	c := &Conn{nc: nc, w: bufio.NewWriterSize(nc, bufSize), r: bufio.NewReaderSize(nc, bufSize)}
 	if err := c.handshake(ctx, opt); err != nil {
 		nc.Close()
+		if opt.TLS != nil && closedByPeer(err) {
+			// Under TLS 1.3 a server that rejects the client's certificate
+			// does so after the client's side of the handshake is done: its
+			// alert often loses the race with the first write and all that
+			// is left is a reset connection. Say what it most likely means.
+			err = fmt.Errorf("%w (the server closed the connection right after the TLS handshake: it may require a client certificate it trusts)", err)
+		}
 		return nil, fmt.Errorf("handshake with %s: %w", addr, err)
 	}
 	return c, nil
+}
+
+// closedByPeer reports whether err means the other end closed or reset the
+// connection.
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 func (c *Conn) handshake(ctx context.Context, opt Options) error {
