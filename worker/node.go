@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,19 +48,21 @@ func newNode(p *Pool, addr string, prev *node) *node {
 	return n
 }
 
-// enqueue queues c and wakes a connection. It returns false if the node is
-// retired, and the caller must route c elsewhere.
-func (n *node) enqueue(c *command) bool {
+// enqueue queues cmds and wakes a connection. It returns false if the node
+// is retired, and the caller must route them elsewhere.
+func (n *node) enqueue(cmds ...*command) bool {
 	n.mu.Lock()
 	if n.retired {
 		n.mu.Unlock()
 		return false
 	}
-	n.queue = append(n.queue, c)
+	n.queue = append(n.queue, cmds...)
 	n.mu.Unlock()
 	if n.open.Load() == 0 {
 		if err := n.dialErr.Load(); err != nil {
-			c.l.noteCause(*err)
+			for _, c := range cmds {
+				c.l.noteCause(*err)
+			}
 		}
 	}
 	n.signal()
@@ -262,11 +263,12 @@ func (n *node) roundTrip(conn *resp.Conn, batch []*command, rows *rowReader) (er
 		if c.l.tr != nil {
 			c.l.tr.answered(c, err)
 		}
-		var redisErr resp.Error
-		switch {
-		case err == nil:
+		// ReadArray returns a reply error unwrapped; a type switch, unlike
+		// errors.As, does not make the hot path allocate.
+		switch redisErr := err.(type) {
+		case nil:
 			c.l.setRow(c, row)
-		case errors.As(err, &redisErr):
+		case resp.Error:
 			p.handleReplyError(c, redisErr)
 		default:
 			p.retryAll(send[i:], err)
@@ -299,7 +301,8 @@ func (r *rowReader) read(conn *resp.Conn, width int) ([]byte, error) {
 	if r.cell == nil {
 		r.cell = func(i int, b []byte, null bool) { r.row = appendCell(r.row, i, b, null) }
 	}
-	r.row = make([]byte, 1, 2+width*8)
+	// Room for typical cells ("v12345-6",) so most rows never grow.
+	r.row = make([]byte, 1, 2+width*16)
 	r.row[0] = '['
 	if err := conn.ReadArray(r.cell); err != nil {
 		return nil, err

@@ -144,3 +144,19 @@ func countEnded(rec *tracetest.SpanRecorder, name string) int {
 	}
 	return n
 }
+
+// TestHealth: ready while serving, not ready once draining.
+func TestHealth(t *testing.T) {
+	e := newEnv(t, worker.Config{})
+	if err := e.worker.Health(); err != nil {
+		t.Fatalf("serving worker: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.worker.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.worker.Health(); err == nil {
+		t.Fatal("a stopped worker reports healthy")
+	}
+}

@@ -129,10 +129,43 @@ func (p *Pool) dialOptions(topology bool) resp.Options {
 // its done function, exactly once: with its rows, or with an error.
 func (p *Pool) do(l *lookup) {
 	l.startTimer()
+	if len(l.cmds) == 1 {
+		p.route(&l.cmds[0])
+		return
+	}
+	// A lookup's commands for one node are queued together: it takes each
+	// node's lock once, and its commands there go out in one pipeline.
+	var buf [16]*node
+	nodes := buf[:0]
 	for i := range l.cmds {
-		p.route(&l.cmds[i])
+		nodes = append(nodes, p.slots[l.cmds[i].slot].Load())
+	}
+	group := make([]*command, 0, len(l.cmds))
+	for i, n := range nodes {
+		switch n {
+		case grouped:
+			continue
+		case nil:
+			p.route(&l.cmds[i]) // no owner known yet: route retries it
+			continue
+		}
+		start := len(group)
+		for j := i; j < len(nodes); j++ {
+			if nodes[j] == n {
+				group = append(group, &l.cmds[j])
+				nodes[j] = grouped
+			}
+		}
+		if !p.enqueue(n, group[start:]...) {
+			for _, c := range group[start:] {
+				p.route(c)
+			}
+		}
 	}
 }
+
+// grouped marks, in do, a command already queued with its node's group.
+var grouped = new(node)
 
 // route queues c on the master that owns its slot.
 func (p *Pool) route(c *command) {
@@ -156,19 +189,24 @@ func (p *Pool) route(c *command) {
 	p.retryLater(c, ReasonNoOwner, errNoOwner)
 }
 
-// enqueue queues c on n, with the bookkeeping for metrics and spans. It
+// enqueue queues cmds on n, with the bookkeeping for metrics and spans. It
 // returns false if n is retired.
-func (p *Pool) enqueue(n *node, c *command) bool {
-	c.queuedAt = time.Now()
-	if c.l.tr != nil {
-		c.l.tr.unsent(c) // moved off a retired node before it was sent
-		c.l.tr.queued(p.tel, c, n, c.reason)
+func (p *Pool) enqueue(n *node, cmds ...*command) bool {
+	now := time.Now()
+	for _, c := range cmds {
+		c.queuedAt = now
+		if c.l.tr != nil {
+			c.l.tr.unsent(c) // moved off a retired node before it was sent
+			c.l.tr.queued(p.tel, c, n, c.reason)
+		}
 	}
-	if n.enqueue(c) {
+	if n.enqueue(cmds...) {
 		return true
 	}
-	if c.l.tr != nil {
-		c.l.tr.unsent(c)
+	for _, c := range cmds {
+		if c.l.tr != nil {
+			c.l.tr.unsent(c)
+		}
 	}
 	return false
 }

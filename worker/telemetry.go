@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // instrumentationName names the worker's tracer and meter.
@@ -32,6 +33,10 @@ const (
 // nothing; spans below the request span are only made for sampled requests.
 type telemetry struct {
 	tracer trace.Tracer
+	// tracingOff is set when the provider is a no-op one (tracing.Setup
+	// installs one when nothing is configured): then not even the
+	// caller's headers are parsed.
+	tracingOff bool
 
 	requests      metric.Int64Counter
 	latency       metric.Float64Histogram
@@ -54,7 +59,8 @@ func newTelemetry(cfg Config) (*telemetry, error) {
 		mp = otel.GetMeterProvider()
 	}
 	m := mp.Meter(instrumentationName)
-	t := &telemetry{tracer: tp.Tracer(instrumentationName)}
+	_, off := tp.(noop.TracerProvider)
+	t := &telemetry{tracer: tp.Tracer(instrumentationName), tracingOff: off}
 	var errs [5]error
 	t.requests, errs[0] = m.Int64Counter("features.requests",
 		metric.WithDescription("Requests answered, by outcome (ok or error) and code."))

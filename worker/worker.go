@@ -39,8 +39,11 @@ type Worker struct {
 	decoders sync.WaitGroup
 	stop     chan struct{} // closed by Shutdown to stop the decoders
 	finish   func(*lookup, *subjects.Error)
-	bufs     sync.Pool // reply buffers
-	counters counters
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+	bufs         sync.Pool // reply buffers
+	counters     counters
 }
 
 type counters struct {
@@ -122,10 +125,9 @@ func (w *Worker) handle(msg *nats.Msg) {
 		w.log.Debug("dropping a request without a reply subject")
 		return
 	}
-	tr := w.startTrace(msg)
 	if w.pending.Add(1) > int64(w.cfg.MaxPending) {
 		w.counters.rejected.Add(1)
-		w.send(msg.Reply, nil, subjects.Errorf(subjects.CodeUnavailable, "overloaded: %d requests pending", w.cfg.MaxPending), tr, received)
+		w.send(msg.Reply, nil, subjects.Errorf(subjects.CodeUnavailable, "overloaded: %d requests pending", w.cfg.MaxPending), nil, received)
 		return
 	}
 	// Decoding and routing are left to the decoders, so that this handler
@@ -133,14 +135,13 @@ func (w *Worker) handle(msg *nats.Msg) {
 	// busy machine): otherwise the excess would wait behind them in the
 	// subscription's queue, unseen by pending, instead of getting its 503
 	// at once. The send never blocks: pending bounds what is queued.
-	w.admitted <- admitted{msg, received, tr}
+	w.admitted <- admitted{msg, received}
 }
 
 // admitted is a request past admission control.
 type admitted struct {
 	msg      *nats.Msg
 	received time.Time
-	tr       *traced
 }
 
 // decode runs admitted requests until stop is closed, then the ones still
@@ -152,12 +153,12 @@ func (w *Worker) decode() {
 	for {
 		select {
 		case a := <-w.admitted:
-			w.process(a.msg, a.received, a.tr)
+			w.process(a.msg, a.received)
 		case <-w.stop:
 			for {
 				select {
 				case a := <-w.admitted:
-					w.process(a.msg, a.received, a.tr)
+					w.process(a.msg, a.received)
 				default:
 					return
 				}
@@ -167,8 +168,13 @@ func (w *Worker) decode() {
 }
 
 // process decodes an admitted request and hands its lookup to the pool.
-func (w *Worker) process(msg *nats.Msg, received time.Time, tr *traced) {
-	var l *lookup
+// Everything here that may run foreign code (the tracer, the decoder) is
+// under its recover; the handler before it only counts.
+func (w *Worker) process(msg *nats.Msg, received time.Time) {
+	var (
+		l  *lookup
+		tr *traced
+	)
 	defer func() {
 		// A bug in one request's path costs that request only. Once the
 		// lookup exists it is finished through fail, so that its timer or
@@ -183,6 +189,7 @@ func (w *Worker) process(msg *nats.Msg, received time.Time, tr *traced) {
 			w.send(msg.Reply, nil, e, tr, received)
 		}
 	}()
+	tr = w.startTrace(msg, received)
 	timeout, err := subjects.RequestTimeout(msg.Header, w.cfg.RequestTimeout)
 	if err != nil {
 		w.send(msg.Reply, nil, asError(err, subjects.CodeBadRequest), tr, received)
@@ -200,10 +207,13 @@ func (w *Worker) process(msg *nats.Msg, received time.Time, tr *traced) {
 
 // startTrace starts the request's span under the caller's, and returns its
 // state if the request is sampled.
-func (w *Worker) startTrace(msg *nats.Msg) *traced {
+func (w *Worker) startTrace(msg *nats.Msg, received time.Time) *traced {
+	if w.pool.tel.tracingOff {
+		return nil
+	}
 	ctx := tracing.Extract(context.Background(), msg.Header)
 	ctx, span := w.pool.tel.tracer.Start(ctx, SpanProcess+w.cfg.Subject,
-		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(time.Now()))
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(received))
 	if !span.IsRecording() {
 		return nil
 	}
@@ -281,8 +291,14 @@ func appendErrorBody(buf []byte, e *subjects.Error) []byte {
 // the subscription, waits until nothing is pending, closes the pool and
 // flushes the replies. If ctx ends first, what is still queued gets a 503,
 // and Shutdown returns ctx.Err() after a short grace for those replies.
-// The NATS connection is left open for the caller to close.
+// The NATS connection is left open for the caller to close. Later calls
+// wait for the first and return its result.
 func (w *Worker) Shutdown(ctx context.Context) error {
+	w.shutdownOnce.Do(func() { w.shutdownErr = w.shutdown(ctx) })
+	return w.shutdownErr
+}
+
+func (w *Worker) shutdown(ctx context.Context) error {
 	closed := w.sub.StatusChanged(nats.SubscriptionClosed)
 	errs := []error{w.disc.stop()}
 	if err := w.sub.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/featurestore/featureworker/internal/baseline"
@@ -32,6 +33,7 @@ type Main struct {
 	baseline    *baseline.Server // instead of w, for a baseline --strategy
 	stopObserve func(context.Context) error
 	metricsURL  string
+	health      atomic.Pointer[func() error] // set once serving, for /healthz
 }
 
 // NewMain returns a Main with the defaults the flags have.
@@ -66,6 +68,11 @@ func (m *Main) Run(ctx context.Context) error {
 		nc.Close()
 		return fmt.Errorf("starting on Redis %v: %w", m.Config.RedisAddrs, err)
 	}
+	health := func() error { return nil } // a baseline is ready once started
+	if m.w != nil {
+		health = m.w.Health
+	}
+	m.health.Store(&health)
 	return nil
 }
 
@@ -85,7 +92,9 @@ func (m *Main) connectNATS(ctx context.Context) (*nats.Conn, error) {
 		// deadline. Asserted by TestFaults/NATSRestart in package worker.
 		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("nats disconnected", "err", err)
+			if err != nil { // nil: our own Close at shutdown
+				log.Warn("nats disconnected", "err", err)
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())

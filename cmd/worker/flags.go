@@ -57,7 +57,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&a.redisServerName, "redis-tls-server-name", "", "name to verify in the Redis certificates (empty: the host dialed)")
 	envflag.Document(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: worker [flags]\n\nAnswers %s requests on NATS from a Redis Cluster.\n\nFlags:\n", subjects.Lookup)
+		fmt.Fprintf(fs.Output(), "Usage: worker [flags]\n       worker healthcheck URL   (exit 0 if URL, e.g. http://127.0.0.1:9464/healthz, answers 200)\n\nAnswers %s requests on NATS from a Redis Cluster.\n\nFlags:\n", subjects.Lookup)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -11,6 +11,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "healthcheck" {
+		os.Exit(healthcheck(os.Args[2]))
+	}
 	m := NewMain()
 	if err := m.ParseFlags(os.Args[1:], os.Getenv); err != nil {
 		if err == errHelp {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"time"
 
 	"github.com/featurestore/featureworker/tracing"
@@ -49,6 +51,7 @@ func (m *Main) startObservability(ctx context.Context) (stop func(context.Contex
 		m.Config.MeterProvider = mp
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/healthz", m.serveHealth)
 		srv, err := m.serve(m.MetricsAddr, mux)
 		if err != nil {
 			return stop, fmt.Errorf("--metrics-addr: %w", err)
@@ -86,4 +89,37 @@ func (m *Main) serve(addr string, h http.Handler) (*http.Server, error) {
 		}
 	}()
 	return srv, nil
+}
+
+// serveHealth answers 200 "ok" while the worker can serve, and 503 with the
+// reason while it starts, drains, or has lost NATS or a Redis master.
+func (m *Main) serveHealth(w http.ResponseWriter, _ *http.Request) {
+	err := errors.New("starting")
+	if h := m.health.Load(); h != nil {
+		err = (*h)()
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+// healthcheck is `worker healthcheck URL`: it exits 0 if URL answers 200
+// within 2s. It lets a container without a shell check the worker's
+// /healthz.
+func healthcheck(url string) int {
+	client := &http.Client{Timeout: 2 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "healthcheck:", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(os.Stderr, "healthcheck: %s: %s", resp.Status, body)
+		return 1
+	}
+	return 0
 }

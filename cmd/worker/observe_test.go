@@ -82,6 +82,10 @@ func TestTracesInJaeger(t *testing.T) {
 	}
 
 	checkMetrics(t, m.MetricsURL())
+	healthURL := strings.TrimSuffix(m.MetricsURL(), "metrics") + "healthz"
+	if code := healthcheck(healthURL); code != 0 {
+		t.Errorf("healthcheck %s = %d, want 0 while serving", healthURL, code)
+	}
 	if err := caller.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -105,8 +109,12 @@ func TestTracesInJaeger(t *testing.T) {
 		}
 	}
 	counts := map[string]int{}
+	nodes := map[string]map[any]bool{worker.SpanPoolWait: {}, worker.SpanPipeline: {}}
 	for _, s := range tr.Spans {
 		counts[s.OperationName]++
+		if seen := nodes[s.OperationName]; seen != nil {
+			seen[s.Tags["server.port"]] = true
+		}
 		switch s.OperationName {
 		case worker.SpanPoolWait, worker.SpanPipeline, worker.SpanReply:
 			if s.ParentSpanID != process.SpanID {
@@ -117,9 +125,10 @@ func TestTracesInJaeger(t *testing.T) {
 			t.Errorf("pipeline span tags: %v", s.Tags)
 		}
 	}
-	// Six entities over three masters: one wait and one pipeline per node.
-	if counts[worker.SpanPoolWait] != 3 || counts[worker.SpanPipeline] != 3 || counts[worker.SpanReply] != 1 {
-		t.Errorf("span counts %v, want 3 pool waits, 3 pipelines, 1 reply", counts)
+	// Six entities over three masters: a wait and a pipeline on every node
+	// (usually exactly one each; more if a busy node split the commands).
+	if len(nodes[worker.SpanPoolWait]) != 3 || len(nodes[worker.SpanPipeline]) != 3 || counts[worker.SpanReply] != 1 {
+		t.Errorf("span counts %v over nodes %v, want pool waits and pipelines on 3 nodes, 1 reply", counts, nodes)
 	}
 
 	foreign := j.WaitTrace(t, foreignTrace, 4, 30*time.Second)
