@@ -29,27 +29,10 @@ CONNS_PER_NODE=2
 BUDGET=$((CONNS_PER_NODE + 1)) # the batched worker's data connections and its one topology connection
 OUT=out/bench
 DIR=$(mktemp -d)
-PIDS=()
-WORKER_PID=""
-cleanup() {
-  [ -n "$WORKER_PID" ] && stop_pids "$WORKER_PID"
-  [ "${#PIDS[@]}" -gt 0 ] && stop_pids "${PIDS[@]}"
-  rm -rf "$DIR"
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM # through the EXIT trap
 
 die() { echo "bench: $*" >&2; exit 1; }
-
-# distinct_ports N prints N different free ports.
-distinct_ports() {
-  local ports=() p
-  while [ "${#ports[@]}" -lt "$1" ]; do
-    p=$(free_port)
-    [[ " ${ports[*]} " == *" $p "* ]] || ports+=("$p")
-  done
-  echo "${ports[@]}"
-}
 
 echo "== building $BIN/worker, $BIN/loadgen, $BIN/nats-server"
 ./scripts/install-deps.sh
@@ -59,40 +42,13 @@ go build -o "$BIN/nats-server" github.com/nats-io/nats-server/v2
 mkdir -p "$OUT"
 rm -f "$OUT"/*.json "$OUT"/*.pprof "$OUT"/table.md
 
-read -r -a ports <<<"$(distinct_ports 6)"
-addrs="127.0.0.1:${ports[0]},127.0.0.1:${ports[1]},127.0.0.1:${ports[2]}"
-nats_port=${ports[3]}
-pprof_addr="127.0.0.1:${ports[4]}"
-echo "== Redis Cluster: 3 masters on $addrs"
-PIDS+=($(scripts/redis-cluster.sh start "$DIR/redis" "${ports[@]:0:3}"))
-scripts/redis-cluster.sh create 0 ${addrs//,/ }
+start_stack "$ENTITIES" 1
+pprof_addr="127.0.0.1:${EXTRA_PORTS[0]}"
 
-echo "== NATS on 127.0.0.1:$nats_port"
-"$BIN/nats-server" -a 127.0.0.1 -p "$nats_port" >"$DIR/nats.log" 2>&1 &
-PIDS+=($!)
-wait_port "127.0.0.1:$nats_port" || die "nats-server did not start: $(tail -5 "$DIR/nats.log")"
-export NATS_URL="nats://127.0.0.1:$nats_port" REDIS_ADDRS="$addrs"
-
-echo "== seeding $ENTITIES entities × 8 features"
-"$BIN/loadgen" seed --entities "$ENTITIES" --features 8
-
-# start_worker STRATEGY [ARGS...] starts a worker and waits until it serves.
-start_worker() {
-  local log="$DIR/worker-$1.log"
-  "$BIN/worker" --strategy "$1" --conns-per-node "$CONNS_PER_NODE" "${@:2}" >"$log" 2>&1 &
-  WORKER_PID=$!
-  local i
-  for i in $(seq 1 300); do
-    grep -q '"worker serving"' "$log" && return 0
-    kill -0 "$WORKER_PID" 2>/dev/null || { WORKER_PID=""; die "worker --strategy $1 exited: $(tail -5 "$log")"; }
-    sleep 0.1
-  done
-  die "worker --strategy $1 not serving after 30s: $(tail -5 "$log")"
-}
-
-stop_worker() {
-  stop_pids "$WORKER_PID"
-  WORKER_PID=""
+# start_strategy STRATEGY [ARGS...] starts a worker and waits until it serves.
+start_strategy() {
+  start_worker "$DIR/worker-$1.log" --strategy "$1" --conns-per-node "$CONNS_PER_NODE" "${@:2}" ||
+    die "worker --strategy $1 did not start"
 }
 
 FAILED=()
@@ -123,7 +79,7 @@ for strategy in $STRATEGIES; do
       if [ -n "${BENCH_PROFILE:-}" ] && [ "$name" = batched-1x4-256 ]; then
         profile=(--pprof-addr "$pprof_addr")
       fi
-      start_worker "$strategy" "${profile[@]}"
+      start_strategy "$strategy" "${profile[@]}"
       if [ "${#profile[@]}" -gt 0 ]; then
         # Five seconds in the middle of the measured window.
         (sleep 2 && curl -sf -o "$OUT/$name.pprof" "http://$pprof_addr/debug/pprof/profile?seconds=5" ||
@@ -153,7 +109,7 @@ if [ "$rate" -gt 0 ]; then
   for strategy in echo batched; do
     [[ " $STRATEGIES " == *" $strategy "* ]] || continue
     name="$strategy-1x4-open"
-    start_worker "$strategy"
+    start_strategy "$strategy"
     load "$name" "$strategy" 1x4 --mode open --rate "$rate"
     stop_worker
     [ -f "$OUT/$name.json" ] && files+=("$OUT/$name.json")

@@ -87,8 +87,9 @@ type RedisOptions struct {
 // DefaultClientName is the default RedisOptions.ClientName.
 const DefaultClientName = "features-worker"
 
-// withDefaults returns c with every zero field set to its default.
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero field set to the default its
+// comment gives. Start and NewPool apply it themselves.
+func (c Config) WithDefaults() Config {
 	setDefault(&c.Subject, subjects.Lookup)
 	setDefault(&c.QueueGroup, subjects.QueueGroup)
 	setDefault(&c.Redis.ClientName, DefaultClientName)

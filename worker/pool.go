@@ -51,7 +51,7 @@ func NewPool(ctx context.Context, cfg Config) (*Pool, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	p := &Pool{
 		cfg:     cfg,
 		log:     cfg.Logger,

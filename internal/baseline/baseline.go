@@ -75,7 +75,7 @@ func Start(ctx context.Context, nc *nats.Conn, name string, cfg worker.Config) (
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = withDefaults(cfg)
+	cfg = cfg.WithDefaults()
 	s, err := k.open(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("baseline %s: %w", name, err)

@@ -279,7 +279,7 @@ func (blocker) Close() error { return nil }
 func TestOverloadAndShutdown(t *testing.T) {
 	ns := natstest.Start(t, nil)
 	b := blocker{release: make(chan struct{})}
-	cfg := withDefaults(worker.Config{MaxPending: 1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg := worker.Config{MaxPending: 1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}.WithDefaults()
 	s, err := serve(natstest.Connect(t, ns), "blocker", cfg, b, false)
 	if err != nil {
 		t.Fatal(err)

@@ -31,38 +31,6 @@ type Server struct {
 	received, replied atomic.Uint64
 }
 
-// withDefaults fills the zero fields of cfg that the baselines use with the
-// defaults that worker.Config documents for them.
-func withDefaults(cfg worker.Config) worker.Config {
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	if cfg.Subject == "" {
-		cfg.Subject = subjects.Lookup
-	}
-	if cfg.QueueGroup == "" {
-		cfg.QueueGroup = subjects.QueueGroup
-	}
-	if cfg.Redis.ClientName == "" {
-		cfg.Redis.ClientName = worker.DefaultClientName
-	}
-	if cfg.Redis.DialTimeout == 0 {
-		cfg.Redis.DialTimeout = 2 * time.Second
-	}
-	if cfg.RequestTimeout == 0 {
-		cfg.RequestTimeout = subjects.DefaultTimeout
-	}
-	def(&cfg.ConnsPerNode, 2)
-	def(&cfg.MaxPending, 10000)
-	def(&cfg.PendingMsgsLimit, max(4*cfg.MaxPending, 65536))
-	def(&cfg.PendingBytesLimit, 64<<20)
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	return cfg
-}
 
 func serve(nc *nats.Conn, name string, cfg worker.Config, strat Strategy, inline bool) (*Server, error) {
 	s := &Server{name: name, cfg: cfg, log: cfg.Logger, nc: nc, strat: strat, inline: inline}
