@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/featurestore/featureworker/internal/natstest"
 	"github.com/featurestore/featureworker/subjects"
 	"github.com/featurestore/featureworker/worker"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -29,7 +29,7 @@ func TestDiscovery(t *testing.T) {
 		e.client.Lookup(context.Background(), ents, []string{feature(1)})
 	}
 	for _, verb := range []string{"PING", "INFO", "STATS"} {
-		replies := gather(t, e.client.Conn, "$SRV."+verb+"."+worker.ServiceName)
+		replies := natstest.Gather(t, e.client.Conn, "$SRV."+verb+"."+worker.ServiceName, time.Second)
 		if len(replies) != 2 {
 			t.Fatalf("%s: %d instances answered, want 2", verb, len(replies))
 		}
@@ -39,8 +39,8 @@ func TestDiscovery(t *testing.T) {
 		var requests, errs int
 		for _, r := range replies {
 			var s micro.Stats
-			if err := json.Unmarshal(r, &s); err != nil || s.Name != worker.ServiceName || len(s.Endpoints) != 1 {
-				t.Fatalf("STATS reply %s: %v", r, err)
+			if err := json.Unmarshal(r.Data, &s); err != nil || s.Name != worker.ServiceName || len(s.Endpoints) != 1 {
+				t.Fatalf("STATS reply %s: %v", r.Data, err)
 			}
 			ep := s.Endpoints[0]
 			requests += ep.NumRequests
@@ -55,28 +55,6 @@ func TestDiscovery(t *testing.T) {
 		if requests != good+bad || errs != bad {
 			t.Errorf("instances report %d requests and %d errors, want %d and %d", requests, errs, good+bad, bad)
 		}
-	}
-}
-
-// gather sends one request and collects every reply for a second.
-func gather(t *testing.T, nc *nats.Conn, subject string) [][]byte {
-	t.Helper()
-	inbox := nats.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
-		t.Fatal(err)
-	}
-	var out [][]byte
-	for {
-		m, err := sub.NextMsg(time.Second)
-		if err != nil {
-			return out
-		}
-		out = append(out, m.Data)
 	}
 }
 

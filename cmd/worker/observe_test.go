@@ -11,7 +11,6 @@ import (
 	"github.com/featurestore/featureworker/internal/featureset"
 	"github.com/featurestore/featureworker/internal/jaegertest"
 	"github.com/featurestore/featureworker/internal/natstest"
-	"github.com/featurestore/featureworker/internal/redistest"
 	"github.com/featurestore/featureworker/subjects"
 	"github.com/featurestore/featureworker/tracing"
 	"github.com/featurestore/featureworker/worker"
@@ -32,25 +31,8 @@ func TestTracesInJaeger(t *testing.T) {
 	t.Setenv("OTEL_SERVICE_NAME", "features-worker")
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
 
-	cluster := redistest.Start(t, redistest.Options{})
-	set := featureset.Set{Entities: 100, Features: 4}
-	if err := set.Seed(context.Background(), cluster.Client(t), ""); err != nil {
-		t.Fatal(err)
-	}
-	ns := natstest.Start(t, nil)
-	m := NewMain()
-	m.NATSURL = ns.ClientURL()
-	m.Config.RedisAddrs = cluster.Addrs()[:1]
-	m.MetricsAddr = "127.0.0.1:0"
-	if err := m.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	closed := false
-	t.Cleanup(func() {
-		if !closed {
-			m.Close()
-		}
-	})
+	m, ns, stop := startMain(t, func(m *Main) { m.MetricsAddr = "127.0.0.1:0" })
+	set := testSet
 
 	// The caller is another service with its own tracer provider.
 	exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(j.OTLPHTTPEndpoint+"/v1/traces"))
@@ -89,8 +71,7 @@ func TestTracesInJaeger(t *testing.T) {
 	if err := caller.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	closed = true
-	if err := m.Close(); err != nil { // flushes the worker's spans
+	if err := stop(); err != nil { // flushes the worker's spans
 		t.Fatal(err)
 	}
 

@@ -288,27 +288,15 @@ func serviceStats(t *testing.T, nc *nats.Conn) []micro.Stats {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inbox := nc.NewRespInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
-		t.Fatal(err)
-	}
 	var out []micro.Stats
-	for {
-		msg, err := sub.NextMsg(500 * time.Millisecond)
-		if err != nil {
-			return out
-		}
+	for _, msg := range natstest.Gather(t, nc, subject, 500*time.Millisecond) {
 		var s micro.Stats
 		if err := json.Unmarshal(msg.Data, &s); err != nil {
 			t.Fatalf("decoding %s reply: %v", subject, err)
 		}
 		out = append(out, s)
 	}
+	return out
 }
 
 // sampleConns samples the connections named with prefix on addrs every

@@ -11,7 +11,6 @@ import (
 	"github.com/featurestore/featureworker/internal/baseline"
 	"github.com/featurestore/featureworker/internal/featureset"
 	"github.com/featurestore/featureworker/internal/natstest"
-	"github.com/featurestore/featureworker/internal/redistest"
 	"github.com/featurestore/featureworker/subjects"
 )
 
@@ -47,25 +46,11 @@ func TestStrategyFlag(t *testing.T) {
 // TestRunBaseline runs Main with a baseline strategy: it serves right
 // values, and Close drains it.
 func TestRunBaseline(t *testing.T) {
-	cluster := redistest.Start(t, redistest.Options{})
-	set := featureset.Set{Entities: 100, Features: 4}
-	if err := set.Seed(context.Background(), cluster.Client(t), ""); err != nil {
-		t.Fatal(err)
-	}
-	ns := natstest.Start(t, nil)
-	m := NewMain()
-	m.NATSURL, m.Strategy = ns.ClientURL(), baseline.PerRequest
-	m.Config.RedisAddrs = cluster.Addrs()[:1]
-	m.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	if err := m.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	closed := false
-	t.Cleanup(func() {
-		if !closed {
-			m.Close()
-		}
+	m, ns, stop := startMain(t, func(m *Main) {
+		m.Strategy = baseline.PerRequest
+		m.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	})
+	set := testSet
 	if m.Worker() != nil {
 		t.Errorf("a baseline strategy started the batched worker too")
 	}
@@ -78,8 +63,7 @@ func TestRunBaseline(t *testing.T) {
 	if err != nil {
 		t.Fatalf("lookup: %v", err)
 	}
-	closed = true
-	if err := m.Close(); err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	if _, err := client.Lookup(context.Background(), []string{"e:1"}, []string{"f0"}); err == nil {

@@ -31,7 +31,6 @@ type Server struct {
 	received, replied atomic.Uint64
 }
 
-
 func serve(nc *nats.Conn, name string, cfg worker.Config, strat Strategy, inline bool) (*Server, error) {
 	s := &Server{name: name, cfg: cfg, log: cfg.Logger, nc: nc, strat: strat, inline: inline}
 	var err error

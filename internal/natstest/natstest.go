@@ -44,3 +44,27 @@ func Connect(tb testing.TB, s *server.Server, opts ...nats.Option) *nats.Conn {
 	tb.Cleanup(nc.Close)
 	return nc
 }
+
+// Gather publishes one request with an empty body on subject and returns
+// every reply that arrives until wait passes without one: how the NATS
+// service API ($SRV.PING, INFO, STATS) hears from every instance.
+func Gather(tb testing.TB, nc *nats.Conn, subject string, wait time.Duration) []*nats.Msg {
+	tb.Helper()
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
+		tb.Fatal(err)
+	}
+	var out []*nats.Msg
+	for {
+		msg, err := sub.NextMsg(wait)
+		if err != nil {
+			return out
+		}
+		out = append(out, msg)
+	}
+}
