@@ -31,6 +31,8 @@ type Server struct {
 	received, replied atomic.Uint64
 }
 
+// serve subscribes strat, the baseline called name, to cfg's subject and
+// queue group on nc.
 func serve(nc *nats.Conn, name string, cfg worker.Config, strat Strategy, inline bool) (*Server, error) {
 	s := &Server{name: name, cfg: cfg, log: cfg.Logger, nc: nc, strat: strat, inline: inline}
 	var err error
