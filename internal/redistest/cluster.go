@@ -401,9 +401,9 @@ func (c *Cluster) Replicas() []*Node {
 	return replicas
 }
 
-// slotMap returns the owner of every slot (nil if unassigned) as seen by the
-// first running node that answers CLUSTER SLOTS.
-func (c *Cluster) slotMap(tb testing.TB) *[NumSlots]*Node {
+// askAny runs ask on the running nodes in order until one succeeds, and
+// fails the test, naming what, if none does.
+func (c *Cluster) askAny(tb testing.TB, what string, ask func(ctx context.Context, n *Node) error) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
@@ -412,12 +412,25 @@ func (c *Cluster) slotMap(tb testing.TB) *[NumSlots]*Node {
 		if !n.Running() {
 			continue
 		}
+		err := ask(ctx, n)
+		if err == nil {
+			return
+		}
+		errs = append(errs, fmt.Sprintf("%s: %v", n.Addr, err))
+	}
+	tb.Fatalf("redistest: no running node answered %s: %s", what, strings.Join(errs, "; "))
+}
+
+// slotMap returns the owner of every slot (nil if unassigned) as seen by the
+// first running node that answers CLUSTER SLOTS.
+func (c *Cluster) slotMap(tb testing.TB) *[NumSlots]*Node {
+	tb.Helper()
+	var owners [NumSlots]*Node
+	c.askAny(tb, "CLUSTER SLOTS", func(ctx context.Context, n *Node) error {
 		slots, err := n.client.ClusterSlots(ctx).Result()
 		if err != nil {
-			errs = append(errs, fmt.Sprintf("%s: %v", n.Addr, err))
-			continue
+			return err
 		}
-		var owners [NumSlots]*Node
 		for _, s := range slots {
 			if len(s.Nodes) == 0 {
 				continue
@@ -430,30 +443,20 @@ func (c *Cluster) slotMap(tb testing.TB) *[NumSlots]*Node {
 				owners[i] = owner
 			}
 		}
-		return &owners
-	}
-	tb.Fatalf("redistest: no running node answered CLUSTER SLOTS: %s", strings.Join(errs, "; "))
-	return nil
+		return nil
+	})
+	return &owners
 }
 
 // KeySlot returns the hash slot of key, from CLUSTER KEYSLOT.
 func (c *Cluster) KeySlot(tb testing.TB, key string) int {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
-	var errs []string
-	for _, n := range c.Nodes {
-		if !n.Running() {
-			continue
-		}
-		slot, err := n.client.ClusterKeySlot(ctx, key).Result()
-		if err == nil {
-			return int(slot)
-		}
-		errs = append(errs, fmt.Sprintf("%s: %v", n.Addr, err))
-	}
-	tb.Fatalf("redistest: no running node answered CLUSTER KEYSLOT: %s", strings.Join(errs, "; "))
-	return 0
+	var slot int64
+	c.askAny(tb, "CLUSTER KEYSLOT", func(ctx context.Context, n *Node) (err error) {
+		slot, err = n.client.ClusterKeySlot(ctx, key).Result()
+		return err
+	})
+	return int(slot)
 }
 
 // SlotOwner returns the master that owns key's slot (CLUSTER KEYSLOT, then
